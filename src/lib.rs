@@ -6,7 +6,9 @@
 //!
 //! - [`api`]: the custom resources and every cluster-visible string; no IO.
 //! - [`cli`]: the subcommands of the `exception-operator` binary.
+//! - [`policy`]: the pure core: control checks.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;
+pub mod policy;
