@@ -5,10 +5,17 @@
 //! `CompensatingControl`s, enforced at admission and gone when it expires.
 //!
 //! - [`api`]: the custom resources and every cluster-visible string; no IO.
+//! - [`policy`]: the pure core: control checks, matching, approvals, the
+//!   lifecycle and the admission decisions; no IO.
+//! - [`config`], [`duration`]: the operator's configuration, validated.
+//! - [`controller`]: the controllers, translating cluster <-> policy.
+//! - [`webhook`]: the admission webhook server, translating HTTP <-> policy.
+//! - [`metrics`]: the Prometheus registry.
 //! - [`cli`]: the subcommands of the `exception-operator` binary.
-//! - [`policy`]: the pure core: control checks.
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod cli;
+pub mod config;
+pub mod duration;
 pub mod policy;

@@ -2,6 +2,7 @@
 //! cluster sees. Types, documentation, CEL rules and pure helpers only: nothing
 //! here touches a client.
 
+pub mod annotations;
 mod compensating_control;
 pub mod conditions;
 mod security_exception;

@@ -8,5 +8,14 @@
 //! - [`controls`]: the Pod Security Standards controls (levels `baseline` and
 //!   `restricted`, version `latest`), the opt-in extra controls, and the
 //!   catalog describing every control id an exception may name.
+//! - [`workload`]: from an admitted object to the pod template to check, and
+//!   the kinds and names (its own, its controllers') the workload answers to.
+//! - [`matching`]: which exception covers which violation, as an in-memory
+//!   index; each violation is covered by one exception on its own.
+//! - [`approval`]: canonical spec hashes, sealed records, SSH signatures,
+//!   and what an exception's annotations prove (the verdict).
+//! - [`lifecycle`]: phase, conditions and the next instant that matters.
+//! - [`exception_admission`]: admission of SecurityExceptions themselves.
 
+pub mod approval;
 pub mod controls;
