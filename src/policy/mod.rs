@@ -19,3 +19,5 @@
 
 pub mod approval;
 pub mod controls;
+pub mod matching;
+pub mod workload;
