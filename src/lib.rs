@@ -17,5 +17,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod duration;
+pub mod metrics;
 pub mod policy;
+pub mod webhook;

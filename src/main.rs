@@ -1,4 +1,5 @@
-//! The `exception-operator` binary: parse arguments and dispatch.
+//! The `exception-operator` binary: parse arguments, set up logging and TLS,
+//! dispatch.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -8,6 +9,16 @@ use exception_operator::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    // kube and the webhook server both use rustls; one process-wide provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.run() {
         Ok(code) => code,
         Err(error) => {

@@ -49,7 +49,7 @@ pub(crate) fn file_name(crd: &CustomResourceDefinition) -> String {
 
 /// One CRD as a YAML document.
 pub(crate) fn render(crd: &CustomResourceDefinition) -> Result<String, Error> {
-    serde_saphyr::to_string(crd).map_err(Error::RenderCrd)
+    serde_saphyr::to_string(crd).map_err(Error::RenderYaml)
 }
 
 #[cfg(test)]

@@ -19,5 +19,7 @@
 
 pub mod approval;
 pub mod controls;
+pub mod exception_admission;
+pub mod lifecycle;
 pub mod matching;
 pub mod workload;

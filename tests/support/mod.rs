@@ -3,6 +3,8 @@
 //! and Established, one namespace per test, and kubectl at the built version.
 #![allow(dead_code)] // each test binary uses a different part of the support
 
+pub mod operator;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -54,19 +56,23 @@ fn run_checked(command: &mut Command) -> String {
 /// Starts (once per test binary) or reuses the control plane, with the CRDs
 /// installed and Established.
 pub fn control_plane() -> &'static ControlPlane {
-    CONTROL_PLANE
-        .get_or_init(|| {
-            std::panic::catch_unwind(start_control_plane).map_err(|panic| {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                format!("the test control plane could not be started: {message}")
-            })
+    once(&CONTROL_PLANE, start_control_plane)
+}
+
+/// Initialises `cell` once with `init`. A panic in `init` is remembered, so
+/// every test fails with the first message instead of trying again.
+pub fn once<T>(cell: &'static OnceLock<Result<T, String>>, init: impl FnOnce() -> T) -> &'static T {
+    cell.get_or_init(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(init)).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
         })
-        .as_ref()
-        .unwrap_or_else(|message| panic!("{message}"))
+    })
+    .as_ref()
+    .unwrap_or_else(|message| panic!("set-up failed in an earlier test: {message}"))
 }
 
 fn start_control_plane() -> ControlPlane {

@@ -1,0 +1,244 @@
+//! The controllers: translate between the cluster and [`crate::policy`].
+//! They read objects, ask the pure core what the status should be and when
+//! to look again, write status with server-side apply under one field
+//! manager, and publish Events. They never write a spec.
+
+mod control;
+mod exception;
+mod status;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{
+        Controller,
+        controller::Action,
+        events::{Recorder, Reporter},
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use tracing::warn;
+
+use crate::{
+    api::{CompensatingControl, SecurityException},
+    config::Config,
+    metrics::{ErrorLabels, Metrics},
+    policy::{approval::SealKey, lifecycle::ControlEvaluation},
+};
+
+/// What a reconcile can fail on. Each variant says which operation failed on
+/// which object; the source says why.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing status failed.
+    #[error("writing the status of {kind} {namespace}/{name}")]
+    WriteStatus {
+        /// Kind of the object.
+        kind: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// Looking up an evidence object failed (other than it not existing).
+    #[error("looking up evidence {evidence} of CompensatingControl {namespace}/{name}")]
+    Evidence {
+        /// The evidence reference, `apiVersion/kind/name`.
+        evidence: String,
+        /// The control's namespace.
+        namespace: String,
+        /// The control's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// The object has no namespace (the CRDs are namespaced, so this is a bug
+    /// upstream of us); reported rather than panicking.
+    #[error("{kind} {name} has no namespace")]
+    NoNamespace {
+        /// Kind of the object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+}
+
+impl Error {
+    /// A short label for the `reconcile_errors` metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::WriteStatus { .. } => "write_status",
+            Error::Evidence { .. } => "evidence_lookup",
+            Error::NoNamespace { .. } => "no_namespace",
+        }
+    }
+}
+
+/// The latest evaluation of each CompensatingControl and the generation it
+/// was made for.
+pub type ControlStates = HashMap<ObjectRef<CompensatingControl>, (Option<i64>, ControlEvaluation)>;
+
+/// Shared machinery, built once.
+pub struct Context {
+    /// Client acting as the operator.
+    pub client: Client,
+    /// The operator's configuration.
+    pub config: Arc<Config>,
+    /// The key approvals are sealed with.
+    pub seal_key: Arc<SealKey>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The SecurityExceptions, as the exception controller sees them.
+    pub exceptions: Store<SecurityException>,
+    /// The CompensatingControls, as their controller sees them.
+    pub controls: Store<CompensatingControl>,
+    /// The latest evaluation of each CompensatingControl, with the generation
+    /// it was made for, written by the control reconciler and read by the
+    /// exception reconciler (no API call needed to know a control's state).
+    pub control_states: Mutex<ControlStates>,
+    /// Exceptions by phase/rating/expiring/aging, for the metrics gauges.
+    pub summaries: Mutex<HashMap<ObjectRef<SecurityException>, exception::Summary>>,
+    /// Watches on evidence kinds, started as controls reference them.
+    pub evidence: control::EvidenceWatches,
+}
+
+/// The reporter name on every Event.
+pub const REPORTER: &str = "exception-operator";
+
+/// Runs both controllers until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    config: Arc<Config>,
+    seal_key: Arc<SealKey>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let exceptions_api: Api<SecurityException> = Api::all(client.clone());
+    let controls_api: Api<CompensatingControl> = Api::all(client.clone());
+    let (evidence, evidence_triggers) = control::EvidenceWatches::new(client.clone());
+
+    let exception_controller = Controller::new(exceptions_api, watcher::Config::default());
+    let control_controller = Controller::new(controls_api.clone(), watcher::Config::default())
+        .reconcile_on(evidence_triggers);
+    let exceptions = exception_controller.store();
+    let controls = control_controller.store();
+
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: REPORTER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        client,
+        config,
+        seal_key,
+        metrics,
+        exceptions: exceptions.clone(),
+        controls,
+        control_states: Mutex::default(),
+        summaries: Mutex::default(),
+        evidence,
+    });
+
+    // A control's change re-evaluates the exceptions that reference it.
+    let referencing = exceptions.clone();
+    let exception_controller = exception_controller.watches(
+        controls_api,
+        watcher::Config::default(),
+        move |control: CompensatingControl| {
+            let namespace = control.namespace().unwrap_or_default();
+            let name = control.name_any();
+            referencing
+                .state()
+                .into_iter()
+                .filter(|e| {
+                    e.namespace().as_deref() == Some(namespace.as_str())
+                        && e.spec.compensating_controls.contains(&name)
+                })
+                .map(|e| ObjectRef::from_obj(&*e))
+                .collect::<Vec<_>>()
+        },
+    );
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = shutdown_tx.send(true);
+    });
+    let signal = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+
+    let exceptions_run = exception_controller
+        .graceful_shutdown_on(signal(shutdown_rx.clone()))
+        .run(
+            exception::reconcile,
+            error_policy::<SecurityException>,
+            context.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "exception reconcile failed");
+            }
+        });
+    let controls_run = control_controller
+        .graceful_shutdown_on(signal(shutdown_rx))
+        .run(
+            control::reconcile,
+            error_policy::<CompensatingControl>,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "compensating control reconcile failed");
+            }
+        });
+    futures::join!(exceptions_run, controls_run);
+}
+
+fn error_policy<K: kube::Resource<DynamicType = ()>>(
+    object: Arc<K>,
+    error: &Error,
+    context: Arc<Context>,
+) -> Action {
+    warn!(kind = %K::kind(&()), name = %object.name_any(), %error, "reconcile failed; retrying");
+    context
+        .metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            kind: K::kind(&()).into_owned(),
+            error: error.metric_label().into(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// How long to wait until `at`, rounded up so that the reconcile runs at or
+/// after the instant (expiry is inclusive), and at most `cap`.
+pub(crate) fn requeue_until(
+    at: Option<k8s_openapi::jiff::Timestamp>,
+    now: k8s_openapi::jiff::Timestamp,
+    cap: Duration,
+) -> Action {
+    let wait = at
+        .map(|at| at.duration_since(now))
+        .and_then(|d| Duration::try_from(d).ok())
+        .map(|d| d + Duration::from_millis(1))
+        .unwrap_or(cap);
+    Action::requeue(wait.min(cap))
+}
