@@ -30,7 +30,6 @@ use tracing::{debug, warn};
 use super::{Context, Error, requeue_until, status};
 use crate::{
     api::{CompensatingControl, EvidenceRef, conditions},
-    metrics::ReconcileLabels,
     policy::lifecycle,
 };
 
@@ -137,16 +136,12 @@ pub(super) async fn reconcile(
     control: Arc<CompensatingControl>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(&control, &context).await;
-    context
-        .metrics
-        .reconcile_duration
-        .get_or_create(&ReconcileLabels {
-            kind: "CompensatingControl".into(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    result
+    super::timed(
+        &context,
+        "CompensatingControl",
+        reconcile_inner(&control, &context),
+    )
+    .await
 }
 
 async fn reconcile_inner(

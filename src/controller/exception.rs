@@ -21,7 +21,7 @@ use crate::{
         ApprovalRecord, CompensatingControl, HistoryEntry, Phase, RiskLevel, SecurityException,
         SecurityExceptionStatus, UserRef, conditions,
     },
-    metrics::{PhaseLabels, ReconcileLabels},
+    metrics::PhaseLabels,
     policy::{
         approval::{self, ApprovalMethod, Verdict},
         lifecycle::{self, ApprovalState, ControlState, Decision, Evaluation},
@@ -49,16 +49,12 @@ pub(super) async fn reconcile(
     exception: Arc<SecurityException>,
     context: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = std::time::Instant::now();
-    let result = reconcile_inner(&exception, &context).await;
-    context
-        .metrics
-        .reconcile_duration
-        .get_or_create(&ReconcileLabels {
-            kind: "SecurityException".into(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    result
+    super::timed(
+        &context,
+        "SecurityException",
+        reconcile_inner(&exception, &context),
+    )
+    .await
 }
 
 async fn reconcile_inner(

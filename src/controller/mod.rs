@@ -29,7 +29,7 @@ use tracing::warn;
 use crate::{
     api::{CompensatingControl, SecurityException},
     config::Config,
-    metrics::{ErrorLabels, Metrics},
+    metrics::{ErrorLabels, Metrics, ReconcileLabels},
     policy::{approval::SealKey, lifecycle::ControlEvaluation},
 };
 
@@ -209,6 +209,22 @@ pub async fn run(
             }
         });
     futures::join!(exceptions_run, controls_run);
+}
+
+/// Runs a reconcile and records how long it took.
+async fn timed(
+    context: &Context,
+    kind: &str,
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    context
+        .metrics
+        .reconcile_duration
+        .get_or_create(&ReconcileLabels { kind: kind.into() })
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 fn error_policy<K: kube::Resource<DynamicType = ()>>(
