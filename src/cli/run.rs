@@ -15,6 +15,7 @@ use k8s_openapi::{
         core::v1::{Namespace, Secret},
     },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -32,10 +33,13 @@ use super::Error;
 use crate::{
     api::{self, FIELD_MANAGER},
     config::Config,
-    controller,
+    controller::{self, ControlBoard},
     metrics::Metrics,
-    policy::approval::SealKey,
-    webhook::{self, Readiness, WebhookState},
+    policy::{approval::SealKey, matching::ExceptionIndex},
+    webhook::{
+        self, Readiness, WebhookState,
+        honoured::{self, Honour},
+    },
 };
 
 /// Name of both webhook configurations the operator registers.
@@ -88,12 +92,14 @@ impl RunArgs {
         info!(username = %operator_username, "operator identity");
 
         let metrics = Metrics::shared();
+        let control_board = Arc::new(ControlBoard::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let controllers = tokio::spawn(controller::run(
             client.clone(),
             config.clone(),
             seal_key.clone(),
             metrics.clone(),
+            control_board.clone(),
             async move {
                 let _ = stop_rx.await;
             },
@@ -101,19 +107,35 @@ impl RunArgs {
         // The webhook decides from a cache of its own: it waits for that cache
         // alone to sync (the controllers' caches are theirs to wait on).
         let controls = watched_store::<api::CompensatingControl>(client.clone());
+        let namespaces = watched_store::<Namespace>(client.clone());
         info!("waiting for the caches to sync");
         controls
             .wait_until_ready()
             .await
             .map_err(|_| Error::Usage("the CompensatingControl cache never synced".into()))?;
+        namespaces
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::Usage("the Namespace cache never synced".into()))?;
+        let exceptions = Arc::new(std::sync::RwLock::new(ExceptionIndex::new()));
+        let honour = Honour {
+            config: config.clone(),
+            seal_key: seal_key.clone(),
+            control_board,
+            controls: controls.clone(),
+        };
+        honoured::maintain(client.clone(), honour, exceptions.clone()).await;
         info!("caches synced");
         let readiness = Readiness::default();
         readiness.set_ready();
+        let state_config = config.clone();
         let state = WebhookState {
             config,
             seal_key,
             operator_username: operator_username.into(),
             compensating_controls: controls,
+            namespaces,
+            exceptions,
             readiness,
             metrics,
         };
@@ -126,7 +148,13 @@ impl RunArgs {
         });
         wait_for_listener(address).await?;
         info!(%address, "webhook server listening");
-        register_webhooks(&client, address, &ca_bundle).await?;
+        register_webhooks(
+            &client,
+            address,
+            &ca_bundle,
+            &state_config.enforcement.excluded_namespaces,
+        )
+        .await?;
         println!(
             "exception-operator ready: webhooks at https://{address}, seal key in {}/{SEAL_KEY_SECRET}",
             self.namespace
@@ -347,8 +375,12 @@ async fn wait_for_listener(address: SocketAddr) -> Result<(), Error> {
 }
 
 fn rule(operations: &[&str], resources: &[&str]) -> RuleWithOperations {
+    rule_in(api::GROUP, operations, resources)
+}
+
+fn rule_in(group: &str, operations: &[&str], resources: &[&str]) -> RuleWithOperations {
     RuleWithOperations {
-        api_groups: Some(vec![api::GROUP.into()]),
+        api_groups: Some(vec![group.into()]),
         api_versions: Some(vec!["*".into()]),
         operations: Some(operations.iter().map(|o| o.to_string()).collect()),
         resources: Some(resources.iter().map(|r| r.to_string()).collect()),
@@ -368,6 +400,7 @@ async fn register_webhooks(
     client: &Client,
     address: SocketAddr,
     ca_bundle: &str,
+    excluded_namespaces: &[String],
 ) -> Result<(), Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mutating = MutatingWebhookConfiguration {
@@ -393,20 +426,23 @@ async fn register_webhooks(
             name: Some(WEBHOOK_CONFIGURATION.into()),
             ..Default::default()
         },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "securityexceptions.validate.exceptions.dev".into(),
-            client_config: client_config(address, webhook::VALIDATE_EXCEPTIONS_PATH, ca_bundle),
-            rules: Some(vec![rule(
-                &["CREATE", "UPDATE"],
-                &["securityexceptions", "securityexceptions/status"],
-            )]),
-            admission_review_versions: vec!["v1".into()],
-            side_effects: "None".into(),
-            failure_policy: Some("Fail".into()),
-            match_policy: Some("Equivalent".into()),
-            timeout_seconds: Some(10),
-            ..Default::default()
-        }]),
+        webhooks: Some(vec![
+            ValidatingWebhook {
+                name: "securityexceptions.validate.exceptions.dev".into(),
+                client_config: client_config(address, webhook::VALIDATE_EXCEPTIONS_PATH, ca_bundle),
+                rules: Some(vec![rule(
+                    &["CREATE", "UPDATE"],
+                    &["securityexceptions", "securityexceptions/status"],
+                )]),
+                admission_review_versions: vec!["v1".into()],
+                side_effects: "None".into(),
+                failure_policy: Some("Fail".into()),
+                match_policy: Some("Equivalent".into()),
+                timeout_seconds: Some(10),
+                ..Default::default()
+            },
+            workload_webhook(address, ca_bundle, excluded_namespaces),
+        ]),
     };
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .patch(WEBHOOK_CONFIGURATION, &params, &Patch::Apply(&mutating))
@@ -423,6 +459,46 @@ async fn register_webhooks(
             source,
         })?;
     Ok(())
+}
+
+/// The workload webhook: Pods (and their ephemeral containers) and every
+/// pod-template owner, every served version (matchPolicy Equivalent), never
+/// in the excluded namespaces (the operator's own and kube-system by
+/// default, so the webhook cannot deadlock the cluster).
+fn workload_webhook(
+    address: SocketAddr,
+    ca_bundle: &str,
+    excluded_namespaces: &[String],
+) -> ValidatingWebhook {
+    let write = ["CREATE", "UPDATE"];
+    ValidatingWebhook {
+        name: "workloads.validate.exceptions.dev".into(),
+        client_config: client_config(address, webhook::VALIDATE_WORKLOADS_PATH, ca_bundle),
+        rules: Some(vec![
+            rule_in("", &write, &["pods", "replicationcontrollers"]),
+            rule_in("", &["UPDATE"], &["pods/ephemeralcontainers"]),
+            rule_in(
+                "apps",
+                &write,
+                &["deployments", "replicasets", "statefulsets", "daemonsets"],
+            ),
+            rule_in("batch", &write, &["jobs", "cronjobs"]),
+        ]),
+        namespace_selector: Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".into(),
+                operator: "NotIn".into(),
+                values: Some(excluded_namespaces.to_vec()),
+            }]),
+            ..Default::default()
+        }),
+        admission_review_versions: vec!["v1".into()],
+        side_effects: "None".into(),
+        failure_policy: Some("Fail".into()),
+        match_policy: Some("Equivalent".into()),
+        timeout_seconds: Some(10),
+        ..Default::default()
+    }
 }
 
 /// Removes what [`register_webhooks`] created, so a stopped development

@@ -4,7 +4,7 @@
 //! it backs within seconds.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -38,6 +38,8 @@ const RESYNC: Duration = Duration::from_secs(3600);
 /// Watches on the kinds that evidence names, started on first use.
 pub struct EvidenceWatches {
     client: Client,
+    /// Discovered resources, so a kind is looked up once, not per reconcile.
+    resources: Mutex<HashMap<GroupVersionKind, ApiResource>>,
     watched: Mutex<HashSet<GroupVersionKind>>,
     triggers: mpsc::UnboundedSender<ObjectRef<CompensatingControl>>,
 }
@@ -54,6 +56,7 @@ impl EvidenceWatches {
         (
             Self {
                 client,
+                resources: Mutex::default(),
                 watched: Mutex::default(),
                 triggers,
             },
@@ -196,12 +199,7 @@ async fn reconcile_inner(
     };
     // Record the evaluation before writing: the status write triggers the
     // exceptions that reference this control, and they read this map.
-    if let Ok(mut states) = context.control_states.lock() {
-        states.insert(
-            ObjectRef::from_obj(control),
-            (generation, evaluation.clone()),
-        );
-    }
+    context.control_board.record(control, evaluation.clone());
     let api: Api<CompensatingControl> = Api::namespaced(context.client.clone(), &namespace);
     status::apply(&api, &name, &status)
         .await
@@ -263,11 +261,25 @@ async fn evidence_exists(
         name: control.to_string(),
         source,
     };
-    let resource = match pinned_kind(&context.client, &gvk).await {
-        Ok((resource, _)) => resource,
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
-        Err(kube::Error::Discovery(_)) => return Ok(false),
-        Err(source) => return Err(failed(source)),
+    let cached = context
+        .evidence
+        .resources
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&gvk).cloned());
+    let resource = match cached {
+        Some(resource) => resource,
+        None => match pinned_kind(&context.client, &gvk).await {
+            Ok((resource, _)) => {
+                if let Ok(mut resources) = context.evidence.resources.lock() {
+                    resources.insert(gvk.clone(), resource.clone());
+                }
+                resource
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+            Err(kube::Error::Discovery(_)) => return Ok(false),
+            Err(source) => return Err(failed(source)),
+        },
     };
     context
         .evidence

@@ -2,7 +2,7 @@
 //! the state of its compensating controls, evaluate the lifecycle, write
 //! status, announce transitions, requeue at the next instant that matters.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{
@@ -18,13 +18,13 @@ use tracing::{info, warn};
 use super::{Context, Error, requeue_until, status};
 use crate::{
     api::{
-        ApprovalRecord, CompensatingControl, HistoryEntry, Phase, RiskLevel, SecurityException,
-        SecurityExceptionStatus, UserRef, conditions,
+        ApprovalRecord, HistoryEntry, Phase, RiskLevel, SecurityException, SecurityExceptionStatus,
+        UserRef, conditions,
     },
     metrics::PhaseLabels,
     policy::{
         approval::{self, ApprovalMethod, Verdict},
-        lifecycle::{self, ApprovalState, ControlState, Decision, Evaluation},
+        lifecycle::{self, ApprovalState, Evaluation},
     },
 };
 
@@ -68,11 +68,14 @@ async fn reconcile_inner(
     })?;
     let now = Timestamp::now();
 
-    let Some(controls) = control_states(exception, &namespace, context) else {
+    let Some(controls) = context
+        .control_board
+        .states_for(exception, &context.controls)
+    else {
         return Ok(Action::requeue(CONTROLS_PENDING));
     };
     let verdict = approval::verify(exception, &context.seal_key, &context.config);
-    let approval = approval_state(&verdict);
+    let approval = lifecycle::approval_state(&verdict);
     let evaluation = lifecycle::evaluate(exception, &approval, &controls, &context.config, now);
 
     let previous = exception.status.clone().unwrap_or_default();
@@ -102,59 +105,6 @@ async fn reconcile_inner(
     }
     record_summary(context, exception, &evaluation);
     Ok(requeue_until(evaluation.next_wakeup, now, RESYNC))
-}
-
-/// The state of each referenced control, or `None` while one that exists has
-/// not been evaluated for its current generation yet.
-fn control_states(
-    exception: &SecurityException,
-    namespace: &str,
-    context: &Context,
-) -> Option<BTreeMap<String, ControlState>> {
-    let evaluated = context.control_states.lock().ok()?;
-    let mut states = BTreeMap::new();
-    for name in &exception.spec.compensating_controls {
-        let key = ObjectRef::<CompensatingControl>::new(name).within(namespace);
-        let state = match context.controls.get(&key) {
-            None => ControlState::Missing,
-            Some(control) => match evaluated.get(&key) {
-                Some((generation, evaluation)) if *generation == control.metadata.generation => {
-                    evaluation.state()
-                }
-                _ => return None,
-            },
-        };
-        states.insert(name.clone(), state);
-    }
-    Some(states)
-}
-
-/// The approval facts the lifecycle needs, from the verified annotations.
-fn approval_state(verdict: &Verdict) -> ApprovalState {
-    let mut times: Vec<Timestamp> = verdict.approvals.iter().filter_map(|a| a.at).collect();
-    times.sort();
-    let decision = |record: &approval::SealedRecord| Decision {
-        by: record.user.clone(),
-        reason: record.reason.clone().unwrap_or_default(),
-    };
-    ApprovalState {
-        approvers: verdict
-            .approvals
-            .iter()
-            .map(|a| a.approver.clone())
-            .collect(),
-        quorum: verdict.quorum,
-        approved_at: verdict
-            .quorum_met
-            .then(|| {
-                times
-                    .get((verdict.quorum as usize).saturating_sub(1))
-                    .copied()
-            })
-            .flatten(),
-        denial: verdict.denial.as_ref().map(decision),
-        revocation: verdict.revocation.as_ref().map(decision),
-    }
 }
 
 fn next_status(

@@ -8,7 +8,7 @@ mod exception;
 mod status;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -30,7 +30,10 @@ use crate::{
     api::{CompensatingControl, SecurityException},
     config::Config,
     metrics::{ErrorLabels, Metrics, ReconcileLabels},
-    policy::{approval::SealKey, lifecycle::ControlEvaluation},
+    policy::{
+        approval::SealKey,
+        lifecycle::{ControlEvaluation, ControlState},
+    },
 };
 
 /// What a reconcile can fail on. Each variant says which operation failed on
@@ -87,7 +90,64 @@ impl Error {
 
 /// The latest evaluation of each CompensatingControl and the generation it
 /// was made for.
-pub type ControlStates = HashMap<ObjectRef<CompensatingControl>, (Option<i64>, ControlEvaluation)>;
+type ControlStates = HashMap<ObjectRef<CompensatingControl>, (Option<i64>, ControlEvaluation)>;
+
+/// The state of every CompensatingControl as the control reconciler last
+/// evaluated it: read by the exception reconciler and by the workload
+/// webhook's index (no API call needed to know whether a control holds).
+#[derive(Default)]
+pub struct ControlBoard {
+    states: Mutex<ControlStates>,
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl ControlBoard {
+    /// Records the evaluation of `control` and tells the subscribers.
+    pub fn record(&self, control: &CompensatingControl, evaluation: ControlEvaluation) {
+        if let Ok(mut states) = self.states.lock() {
+            states.insert(
+                ObjectRef::from_obj(control),
+                (control.metadata.generation, evaluation),
+            );
+        }
+        self.changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever a control is re-evaluated.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The state of each control `exception` references (missing ones as
+    /// [`ControlState::Missing`]), or `None` while one that exists in
+    /// `controls` has not been evaluated for its current generation yet.
+    pub fn states_for(
+        &self,
+        exception: &SecurityException,
+        controls: &Store<CompensatingControl>,
+    ) -> Option<BTreeMap<String, ControlState>> {
+        let namespace = exception.namespace()?;
+        let evaluated = self.states.lock().ok()?;
+        let mut states = BTreeMap::new();
+        for name in &exception.spec.compensating_controls {
+            let key = ObjectRef::<CompensatingControl>::new(name).within(&namespace);
+            let state = match controls.get(&key) {
+                None => ControlState::Missing,
+                Some(control) => match evaluated.get(&key) {
+                    Some((generation, evaluation))
+                        if *generation == control.metadata.generation =>
+                    {
+                        evaluation.state()
+                    }
+                    _ => return None,
+                },
+            };
+            states.insert(name.clone(), state);
+        }
+        Some(states)
+    }
+}
 
 /// Shared machinery, built once.
 pub struct Context {
@@ -105,10 +165,8 @@ pub struct Context {
     pub exceptions: Store<SecurityException>,
     /// The CompensatingControls, as their controller sees them.
     pub controls: Store<CompensatingControl>,
-    /// The latest evaluation of each CompensatingControl, with the generation
-    /// it was made for, written by the control reconciler and read by the
-    /// exception reconciler (no API call needed to know a control's state).
-    pub control_states: Mutex<ControlStates>,
+    /// The latest evaluation of each CompensatingControl.
+    pub control_board: Arc<ControlBoard>,
     /// Exceptions by phase/rating/expiring/aging, for the metrics gauges.
     pub summaries: Mutex<HashMap<ObjectRef<SecurityException>, exception::Summary>>,
     /// Watches on evidence kinds, started as controls reference them.
@@ -124,6 +182,7 @@ pub async fn run(
     config: Arc<Config>,
     seal_key: Arc<SealKey>,
     metrics: Arc<Metrics>,
+    control_board: Arc<ControlBoard>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let exceptions_api: Api<SecurityException> = Api::all(client.clone());
@@ -150,7 +209,7 @@ pub async fn run(
         metrics,
         exceptions: exceptions.clone(),
         controls,
-        control_states: Mutex::default(),
+        control_board,
         summaries: Mutex::default(),
         evidence,
     });

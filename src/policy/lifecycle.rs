@@ -540,6 +540,39 @@ impl Wakeups {
     }
 }
 
+/// The approval facts the lifecycle needs, from a verified
+/// [`Verdict`](crate::policy::approval::Verdict): the counted approvers, the
+/// quorum, when the quorum was reached (the time of the approval that
+/// completed it, in time order; `None` when it is not met or the approvals
+/// carry no time, as signatures do), and the latest valid denial and
+/// revocation.
+pub fn approval_state(verdict: &crate::policy::approval::Verdict) -> ApprovalState {
+    let mut times: Vec<Timestamp> = verdict.approvals.iter().filter_map(|a| a.at).collect();
+    times.sort();
+    let decision = |record: &crate::policy::approval::SealedRecord| Decision {
+        by: record.user.clone(),
+        reason: record.reason.clone().unwrap_or_default(),
+    };
+    ApprovalState {
+        approvers: verdict
+            .approvals
+            .iter()
+            .map(|a| a.approver.clone())
+            .collect(),
+        quorum: verdict.quorum,
+        approved_at: verdict
+            .quorum_met
+            .then(|| {
+                times
+                    .get((verdict.quorum as usize).saturating_sub(1))
+                    .copied()
+            })
+            .flatten(),
+        denial: verdict.denial.as_ref().map(decision),
+        revocation: verdict.revocation.as_ref().map(decision),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

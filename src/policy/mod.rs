@@ -16,6 +16,9 @@
 //!   and what an exception's annotations prove (the verdict).
 //! - [`lifecycle`]: phase, conditions and the next instant that matters.
 //! - [`exception_admission`]: admission of SecurityExceptions themselves.
+//! - [`workload_admission`]: admission of workloads: namespace levels
+//!   (enforce, warn, audit), denials, warnings and audit annotations; shared
+//!   by the webhook and `exception-operator check`.
 
 pub mod approval;
 pub mod controls;
@@ -23,3 +26,4 @@ pub mod exception_admission;
 pub mod lifecycle;
 pub mod matching;
 pub mod workload;
+pub mod workload_admission;

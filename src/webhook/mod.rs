@@ -3,15 +3,19 @@
 //! this module only translates HTTP and AdmissionReviews.
 
 mod exceptions;
+pub mod honoured;
 pub mod tls;
+mod workloads;
 
 use std::{
     net::SocketAddr,
     sync::{
-        Arc,
+        Arc, RwLock,
         atomic::{AtomicBool, Ordering},
     },
 };
+
+use k8s_openapi::api::core::v1::Namespace;
 
 use axum::{
     Json, Router,
@@ -31,13 +35,19 @@ use kube::{
 use tracing::{Instrument, field::Empty, info_span, warn};
 
 use crate::{
-    api::CompensatingControl, config::Config, metrics::Metrics, policy::approval::SealKey,
+    api::CompensatingControl,
+    config::Config,
+    metrics::Metrics,
+    policy::{approval::SealKey, matching::ExceptionIndex},
 };
 
 /// Path of the mutating webhook for SecurityExceptions (stamps identity, seals requests).
 pub const MUTATE_EXCEPTIONS_PATH: &str = "/mutate/securityexceptions";
 /// Path of the validating webhook for SecurityExceptions and their status.
 pub const VALIDATE_EXCEPTIONS_PATH: &str = "/validate/securityexceptions";
+/// Path of the validating webhook for workloads (Pods, ephemeral containers,
+/// pod-template owners).
+pub const VALIDATE_WORKLOADS_PATH: &str = "/validate/workloads";
 /// The largest AdmissionReview accepted. The API server caps objects at 3 MiB;
 /// a review carries the object and the old object.
 pub const MAX_REVIEW_BYTES: usize = 8 * 1024 * 1024;
@@ -70,6 +80,10 @@ pub struct WebhookState {
     pub operator_username: Arc<str>,
     /// CompensatingControls, from a watch.
     pub compensating_controls: Store<CompensatingControl>,
+    /// Namespaces (for their enforcement labels), from a watch.
+    pub namespaces: Store<Namespace>,
+    /// The exceptions in force, kept current by [`honoured::maintain`].
+    pub exceptions: Arc<RwLock<ExceptionIndex>>,
     /// Set once the stores are synced.
     pub readiness: Readiness,
     /// Metrics registry.
@@ -84,6 +98,7 @@ pub fn router(state: WebhookState) -> Router {
         .route("/metrics", get(metrics))
         .route(MUTATE_EXCEPTIONS_PATH, post(mutate_exceptions))
         .route(VALIDATE_EXCEPTIONS_PATH, post(validate_exceptions))
+        .route(VALIDATE_WORKLOADS_PATH, post(validate_workloads))
         .with_state(state)
 }
 
@@ -127,6 +142,10 @@ async fn mutate_exceptions(State(state): State<WebhookState>, body: Body) -> imp
 
 async fn validate_exceptions(State(state): State<WebhookState>, body: Body) -> impl IntoResponse {
     answer(&state, "validate-exceptions", body, exceptions::validate).await
+}
+
+async fn validate_workloads(State(state): State<WebhookState>, body: Body) -> impl IntoResponse {
+    answer(&state, "validate-workloads", body, workloads::validate).await
 }
 
 /// Reads and decodes a review, decides, and always answers with a review:
@@ -207,6 +226,7 @@ mod tests {
 
     fn state(ready: bool) -> WebhookState {
         let (controls, _writer) = reflector::store();
+        let (namespaces, _writer) = reflector::store();
         let readiness = Readiness::default();
         if ready {
             readiness.set_ready();
@@ -216,6 +236,8 @@ mod tests {
             seal_key: Arc::new(SealKey::generate().unwrap()),
             operator_username: "system:serviceaccount:exception-operator:exception-operator".into(),
             compensating_controls: controls,
+            namespaces,
+            exceptions: Arc::default(),
             readiness,
             metrics: Metrics::shared(),
         }
