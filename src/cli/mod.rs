@@ -1,6 +1,7 @@
 //! The subcommands of the `exception-operator` binary.
 
 mod approve;
+mod check;
 mod crd;
 mod run;
 
@@ -77,6 +78,10 @@ enum Command {
     Hash(approve::HashArgs),
     /// Add a GitOps approval signature (SSH) to a manifest file.
     Sign(approve::SignArgs),
+    /// Evaluate workload manifests offline against the SecurityExceptions
+    /// and CompensatingControls in the same files (exit 0 compliant, 1 not,
+    /// 2 bad input).
+    Check(check::CheckArgs),
 }
 
 impl Cli {
@@ -90,6 +95,7 @@ impl Cli {
             Command::Revoke(args) => args.revoke(),
             Command::Hash(args) => args.run(),
             Command::Sign(args) => args.run(),
+            Command::Check(args) => args.run(),
         }
     }
 }
