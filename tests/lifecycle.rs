@@ -404,6 +404,33 @@ async fn identity_and_approvals_cannot_be_forged_in_the_object() {
             .contains("written only by exception-operator"),
         "{error}"
     );
+
+    // So does a compensating control's: a forged Ready would lift suspensions.
+    let controls =
+        Api::<exception_operator::api::CompensatingControl>::namespaced(alice().await, ns);
+    let control = json!({
+        "apiVersion": "exceptions.dev/v1alpha1", "kind": "CompensatingControl",
+        "metadata": {"name": "firewall"},
+        "spec": {"description": "egress filtered", "category": "NetworkIsolation"}
+    });
+    controls
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(control).unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = json!({"status": {"conditions": []}});
+    let error = controls
+        .patch_status("firewall", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("CompensatingControl is written only by exception-operator"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

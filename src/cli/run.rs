@@ -432,7 +432,11 @@ async fn register_webhooks(
                 client_config: client_config(address, webhook::VALIDATE_EXCEPTIONS_PATH, ca_bundle),
                 rules: Some(vec![rule(
                     &["CREATE", "UPDATE"],
-                    &["securityexceptions", "securityexceptions/status"],
+                    &[
+                        "securityexceptions",
+                        "securityexceptions/status",
+                        "compensatingcontrols/status",
+                    ],
                 )]),
                 admission_review_versions: vec!["v1".into()],
                 side_effects: "None".into(),

@@ -158,14 +158,8 @@ pub fn validate(
     env: &Environment<'_>,
 ) -> Result<Vec<String>, String> {
     if review.subresource == Some("status") {
-        return if review.user.username == env.operator_username {
-            Ok(vec![])
-        } else {
-            Err(format!(
-                "the status of a SecurityException is written only by exception-operator ({}); {} may not change it",
-                env.operator_username, review.user.username
-            ))
-        };
+        return status_writer("SecurityException", review.user, env.operator_username)
+            .map(|()| vec![]);
     }
     let object = review.object;
     let (namespace, name) = identity(object)?;
@@ -207,6 +201,19 @@ pub fn validate(
         check_spec(object, review.now, env, &mut warnings)?;
     }
     Ok(warnings)
+}
+
+/// Status subresources of the operator's kinds are written by the operator
+/// alone: anyone else's write is refused, whatever RBAC allows.
+pub fn status_writer(kind: &str, user: &UserInfo, operator_username: &str) -> Result<(), String> {
+    if user.username == operator_username {
+        Ok(())
+    } else {
+        Err(format!(
+            "the status of a {kind} is written only by exception-operator ({operator_username}); {} may not change it",
+            user.username
+        ))
+    }
 }
 
 /// The policy checks of a new or changed spec.

@@ -37,6 +37,19 @@ pub(super) fn validate(
     state: &WebhookState,
     request: &AdmissionRequest<DynamicObject>,
 ) -> AdmissionResponse {
+    // CompensatingControls are registered here for their status only.
+    if request.kind.kind == "CompensatingControl" {
+        let response = AdmissionResponse::from(request);
+        let user = UserInfo::from(&request.user_info);
+        return match exception_admission::status_writer(
+            "CompensatingControl",
+            &user,
+            &state.operator_username,
+        ) {
+            Ok(()) => response,
+            Err(message) => response.deny(message),
+        };
+    }
     decide(state, request, |review, env| {
         let warnings = exception_admission::validate(review, env)?;
         Ok((json_patch::Patch(Vec::new()), warnings))
@@ -85,11 +98,7 @@ fn decide(
         Some(Ok(old)) => Some(old),
         None => None,
     };
-    let user = UserInfo {
-        username: request.user_info.username.clone().unwrap_or_default(),
-        uid: request.user_info.uid.clone(),
-        groups: request.user_info.groups.clone().unwrap_or_default(),
-    };
+    let user = UserInfo::from(&request.user_info);
     let namespace = object.metadata.namespace.clone().unwrap_or_default();
     let controls = &state.compensating_controls;
     let control_exists = |name: &str| {

@@ -180,7 +180,7 @@ pub fn grant_personas() {
             let role: ClusterRole = serde_json::from_value(json!({
                 "metadata": {"name": "exceptions-test-editor"},
                 "rules": [
-                    {"apiGroups": ["exceptions.dev"], "resources": ["securityexceptions", "securityexceptions/status", "compensatingcontrols"], "verbs": ["*"]},
+                    {"apiGroups": ["exceptions.dev"], "resources": ["securityexceptions", "securityexceptions/status", "compensatingcontrols", "compensatingcontrols/status"], "verbs": ["*"]},
                     {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["*"]},
                     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]}
                 ]
