@@ -724,3 +724,113 @@ async fn policy_is_checked_when_an_exception_is_requested() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn denial_and_revocation_take_the_exception_out_of_force_with_a_reason() {
+    world();
+    let namespace = TestNamespace::new("decisions").await;
+    let ns = namespace.name.as_str();
+    for name in ["denied", "revoked"] {
+        create_as(
+            alice().await,
+            ns,
+            &exception(name, "Medium", SignedDuration::from_hours(24), &[]),
+        )
+        .await
+        .unwrap();
+    }
+    // A reason is required, and only approvers may decide.
+    let (ok, _, stderr) = cli(&[
+        "deny",
+        "denied",
+        "-n",
+        ns,
+        "--reason",
+        "",
+        "--as",
+        "bob@example.com",
+        "--as-group",
+        APPROVERS,
+    ]);
+    assert!(!ok && stderr.contains("reason"), "{stderr}");
+    let (ok, _, stderr) = cli(&[
+        "deny",
+        "denied",
+        "-n",
+        ns,
+        "--reason",
+        "no",
+        "--as",
+        "dave@example.com",
+        "--as-group",
+        "developers",
+    ]);
+    assert!(!ok && stderr.contains("not an approver"), "{stderr}");
+
+    let (ok, _, stderr) = cli(&[
+        "deny",
+        "denied",
+        "-n",
+        ns,
+        "--reason",
+        "fix the agent instead",
+        "--as",
+        "bob@example.com",
+        "--as-group",
+        APPROVERS,
+    ]);
+    assert!(ok, "{stderr}");
+    let denied = phase_becomes(&namespace, "denied", Phase::Denied, Duration::from_secs(10)).await;
+    let ready = denied
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready
+            .message
+            .contains("denied by bob@example.com: fix the agent instead"),
+        "{}",
+        ready.message
+    );
+    assert!(has_event(&namespace, "denied", "Denied").await);
+    // A denied spec cannot be approved.
+    let (ok, _, stderr) = approve_as(ns, "denied", "erin@example.com", APPROVERS);
+    assert!(
+        !ok && stderr.contains("denied by bob@example.com"),
+        "{stderr}"
+    );
+
+    let (ok, _, stderr) = approve_as(ns, "revoked", "bob@example.com", APPROVERS);
+    assert!(ok, "{stderr}");
+    phase_becomes(
+        &namespace,
+        "revoked",
+        Phase::Active,
+        Duration::from_secs(10),
+    )
+    .await;
+    let (ok, _, stderr) = cli(&[
+        "revoke",
+        "revoked",
+        "-n",
+        ns,
+        "--reason",
+        "agent upgraded",
+        "--as",
+        "erin@example.com",
+        "--as-group",
+        APPROVERS,
+    ]);
+    assert!(ok, "{stderr}");
+    phase_becomes(
+        &namespace,
+        "revoked",
+        Phase::Revoked,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(has_event(&namespace, "revoked", "Revoked").await);
+}
