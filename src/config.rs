@@ -190,6 +190,10 @@ pub struct EnforcementConfig {
     pub default_level: EnforcementLevel,
     /// `excludedNamespaces`: namespaces the workload webhook never evaluates.
     pub excluded_namespaces: Vec<String>,
+    /// `extras`: the opt-in controls beyond the Pod Security Standards
+    /// (`imageTagLatest`, `resourceLimits`, `allowedRegistries`), checked in
+    /// every evaluated namespace; all off by default.
+    pub extras: crate::policy::controls::Extras,
 }
 
 /// A cluster-wide enforcement level: `none`, `baseline` or `restricted`.
@@ -445,6 +449,7 @@ impl Default for Config {
                     "kube-system".to_string(),
                     "exception-operator".to_string(),
                 ],
+                extras: crate::policy::controls::Extras::default(),
             },
         }
     }
@@ -556,6 +561,19 @@ struct RawEnforcement {
     default_level: String,
     #[serde(default = "RawEnforcement::default_excluded")]
     excluded_namespaces: Vec<String>,
+    #[serde(default)]
+    extras: RawExtras,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawExtras {
+    #[serde(default)]
+    image_tag_latest: bool,
+    #[serde(default)]
+    resource_limits: bool,
+    #[serde(default)]
+    allowed_registries: Vec<String>,
 }
 
 impl RawEnforcement {
@@ -623,6 +641,11 @@ impl From<Config> for RawConfig {
             enforcement: RawEnforcement {
                 default_level: config.enforcement.default_level.as_str().to_string(),
                 excluded_namespaces: config.enforcement.excluded_namespaces,
+                extras: RawExtras {
+                    image_tag_latest: config.enforcement.extras.image_tag_latest,
+                    resource_limits: config.enforcement.extras.resource_limits,
+                    allowed_registries: config.enforcement.extras.allowed_registries,
+                },
             },
         }
     }
@@ -954,6 +977,20 @@ impl TryFrom<RawConfig> for Config {
             }
         }
 
+        for (i, registry) in raw.enforcement.extras.allowed_registries.iter().enumerate() {
+            if registry.is_empty()
+                || registry.contains('/')
+                || registry.contains(char::is_whitespace)
+            {
+                problems.add(
+                    format_args!("enforcement.extras.allowedRegistries[{i}]"),
+                    format_args!(
+                        "{registry:?} is not a registry host (such as registry.example.com, ghcr.io or docker.io; no path)"
+                    ),
+                );
+            }
+        }
+
         if !problems.0.is_empty() {
             return Err(ConfigError::Invalid {
                 file: None,
@@ -969,6 +1006,11 @@ impl TryFrom<RawConfig> for Config {
             enforcement: EnforcementConfig {
                 default_level,
                 excluded_namespaces: raw.enforcement.excluded_namespaces,
+                extras: crate::policy::controls::Extras {
+                    image_tag_latest: raw.enforcement.extras.image_tag_latest,
+                    resource_limits: raw.enforcement.extras.resource_limits,
+                    allowed_registries: raw.enforcement.extras.allowed_registries,
+                },
             },
         })
     }
@@ -1369,6 +1411,35 @@ enforcement:
         );
         let none = config("enforcement:\n  defaultLevel: none\n");
         assert_eq!(none.enforcement.default_level.pss_level(), None);
+    }
+
+    #[test]
+    fn extras_are_off_by_default_and_read_from_enforcement_extras() {
+        assert_eq!(
+            Config::default().enforcement.extras,
+            crate::policy::controls::Extras::default()
+        );
+        let config = Config::from_yaml(
+            "enforcement:\n  extras:\n    imageTagLatest: true\n    allowedRegistries: [registry.example.com, ghcr.io]\n",
+        )
+        .unwrap();
+        assert!(config.enforcement.extras.image_tag_latest);
+        assert!(!config.enforcement.extras.resource_limits);
+        assert_eq!(
+            config.enforcement.extras.allowed_registries,
+            ["registry.example.com", "ghcr.io"]
+        );
+        let error =
+            Config::from_yaml("enforcement:\n  extras:\n    allowedRegistries: [ghcr.io/org]\n")
+                .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("enforcement.extras.allowedRegistries[0]"),
+            "{error}"
+        );
+        let error = Config::from_yaml("enforcement:\n  extras:\n    latest: true\n").unwrap_err();
+        assert!(error.to_string().contains("latest"), "{error}");
     }
 
     #[test]

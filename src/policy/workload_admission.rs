@@ -306,10 +306,10 @@ impl WorkloadDecision {
     }
 }
 
-/// The extra controls switched on. None yet: their configuration comes in a
-/// later release, so they are off, as [`Extras::default`] has them.
-fn extras(_config: &Config) -> Extras {
-    Extras::default()
+/// The extra controls switched on in `enforcement.extras` (all off by
+/// default): checked in every evaluated namespace, whatever its level.
+fn extras(config: &Config) -> Extras {
+    config.enforcement.extras.clone()
 }
 
 /// Decides one workload admission request at `now`: see the
@@ -767,6 +767,54 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn configured_extras_are_enforced_and_can_be_covered() {
+        let mut config = Config::default();
+        config.enforcement.extras.image_tag_latest = true;
+        let object = deployment(
+            "shop",
+            "web",
+            json!([{"name": "app", "image": "nginx:latest", "securityContext": hardened()}]),
+        );
+        let decision = decide(
+            &request("shop", &object),
+            &baseline(),
+            &ExceptionIndex::new(),
+            &config,
+            now(),
+        );
+        assert!(!decision.allowed);
+        assert!(
+            decision
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("imageTagLatest"),
+            "{:?}",
+            decision.message
+        );
+        // Off by default.
+        assert!(decide_simple("shop", &object, baseline(), &ExceptionIndex::new()).allowed);
+        // And covered like any other control.
+        let index = index(&[(
+            "shop",
+            "latest-ok",
+            json!([{"id": "imageTagLatest"}]),
+            json!({"names": ["web"]}),
+            now() + days(1),
+        )]);
+        assert!(
+            decide(
+                &request("shop", &object),
+                &baseline(),
+                &index,
+                &config,
+                now()
+            )
+            .allowed
+        );
     }
 
     #[test]

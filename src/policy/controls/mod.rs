@@ -128,7 +128,7 @@ pub struct Violation {
 }
 
 /// Options for the opt-in extra controls (all off by default).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
     /// Check `imageTagLatest`: images tagged `latest`, or neither tagged nor
     /// pinned by digest.
