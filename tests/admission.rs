@@ -329,8 +329,16 @@ async fn an_exception_never_reaches_another_namespace() {
 }
 
 #[tokio::test]
-async fn warn_and_audit_modes_admit_with_warnings() {
-    let namespace = labelled("modes", json!({"exceptions.dev/enforce": "privileged", "exceptions.dev/warn": "restricted", "exceptions.dev/audit": "restricted"})).await;
+async fn warn_and_audit_modes_admit_with_warnings_and_audit_annotations() {
+    let namespace = labelled(
+        "modes",
+        json!({
+            "exceptions.dev/enforce": "privileged",
+            "exceptions.dev/warn": "restricted",
+            "exceptions.dev/audit": "restricted"
+        }),
+    )
+    .await;
     let output = support::kubectl(&[
         "create",
         "deployment",
@@ -350,6 +358,29 @@ async fn warn_and_audit_modes_admit_with_warnings() {
         stderr.contains("Warning:") && stderr.contains("runAsNonRoot"),
         "no warnings: {stderr}"
     );
+
+    // The audit annotation lands in the API server's audit log.
+    let audit_log = support::control_plane()
+        .kubeconfig
+        .with_file_name("audit.log");
+    let found = eventually(Duration::from_secs(10), || async {
+        let log = std::fs::read_to_string(&audit_log).ok()?;
+        log.lines()
+            .find(|line| {
+                line.contains(&namespace.name)
+                    && line.contains("audit-violations")
+                    && line.contains("\"plain\"")
+            })
+            .map(str::to_string)
+    })
+    .await;
+    let line = found.unwrap_or_else(|| {
+        panic!(
+            "no audit annotation for the deployment in {}",
+            audit_log.display()
+        )
+    });
+    assert!(line.contains("runAsNonRoot"), "{line}");
 }
 
 #[tokio::test]
