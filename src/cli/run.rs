@@ -124,8 +124,16 @@ impl RunArgs {
             control_board,
             controls: controls.clone(),
         };
-        honoured::maintain(client.clone(), honour, exceptions.clone()).await;
+        let index_changes = honoured::maintain(client.clone(), honour, exceptions.clone()).await;
         info!("caches synced");
+        // Background compliance reads the webhook's own index.
+        let compliance = tokio::spawn(controller::compliance::run(
+            client.clone(),
+            config.clone(),
+            exceptions.clone(),
+            index_changes,
+            namespaces.clone(),
+        ));
         let readiness = Readiness::default();
         readiness.set_ready();
         let state_config = config.clone();
@@ -165,6 +173,7 @@ impl RunArgs {
         unregister_webhooks(&client).await;
         let _ = stop_tx.send(());
         server.abort();
+        compliance.abort();
         let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
         Ok(ExitCode::SUCCESS)
     }

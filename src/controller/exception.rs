@@ -162,7 +162,9 @@ fn next_status(
         }),
         active_since,
         expires_at: Some(exception.spec.expires_at.clone()),
-        coverage: previous.coverage.clone(),
+        // Owned by the compliance pass's own field manager: leaving it out
+        // of this apply keeps the lifecycle from co-owning (or removing) it.
+        coverage: None,
         history,
     }
 }
@@ -243,6 +245,15 @@ fn events(
             .unwrap_or_default();
         events.push(event(EventType::Warning, "Aging", message));
     }
+    let unused = |s: &SecurityExceptionStatus| {
+        status::find(&s.conditions, conditions::UNUSED).is_some_and(|c| c.status == "True")
+    };
+    if unused(next) && !unused(previous) {
+        let message = status::find(&next.conditions, conditions::UNUSED)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        events.push(event(EventType::Normal, "Unused", message));
+    }
     events
 }
 
@@ -290,4 +301,43 @@ fn record_summary(context: &Context, exception: &SecurityException, evaluation: 
     }
     metrics.expiring.set(expiring);
     metrics.aging.set(aging);
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    use super::*;
+
+    fn with_unused(status: &str) -> SecurityExceptionStatus {
+        SecurityExceptionStatus {
+            phase: Some(Phase::Active),
+            conditions: vec![Condition {
+                type_: conditions::UNUSED.into(),
+                status: status.into(),
+                reason: "NoWorkloadRelies".into(),
+                message: "no live workload relies on it".into(),
+                observed_generation: Some(1),
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn unused_is_announced_once_when_it_turns_true() {
+        let approval = ApprovalState::default();
+        let reasons = |previous: &SecurityExceptionStatus, next: &SecurityExceptionStatus| {
+            events(previous, next, &approval)
+                .into_iter()
+                .map(|e| (e.type_, e.reason))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            reasons(&with_unused("False"), &with_unused("True")),
+            vec![(EventType::Normal, "Unused".to_string())]
+        );
+        assert!(reasons(&with_unused("True"), &with_unused("True")).is_empty());
+        assert!(reasons(&with_unused("True"), &with_unused("False")).is_empty());
+    }
 }

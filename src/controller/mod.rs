@@ -3,6 +3,7 @@
 //! to look again, write status with server-side apply under one field
 //! manager, and publish Events. They never write a spec.
 
+pub mod compliance;
 mod control;
 mod exception;
 mod status;

@@ -196,6 +196,13 @@ pub fn evaluate(
         },
     ];
     conditions.push(aging_condition);
+    conditions.push(unused_condition(
+        exception,
+        phase,
+        approval,
+        now,
+        &mut wakeups,
+    ));
 
     Evaluation {
         phase,
@@ -377,6 +384,87 @@ fn aging_condition(
             message,
         },
     )
+}
+
+/// How long an Active exception must go without any live workload relying
+/// on it before it is `Unused`: counted from the last use, or from when it
+/// became Active if that is later.
+pub const UNUSED_GRACE: SignedDuration = SignedDuration::from_mins(10);
+
+/// Unused: Active, and no live workload has relied on it for
+/// [`UNUSED_GRACE`]. Reads `status.coverage` (and `status.activeSince`),
+/// which only the operator writes and which decide this condition alone,
+/// never the phase or admission.
+fn unused_condition(
+    exception: &SecurityException,
+    phase: Phase,
+    approval: &ApprovalState,
+    now: Timestamp,
+    wakeups: &mut Wakeups,
+) -> ConditionState {
+    let status = exception.status.as_ref();
+    let coverage = status.and_then(|s| s.coverage.as_ref());
+    let (unused, reason, message) = match coverage {
+        _ if phase != Phase::Active => (
+            false,
+            "NotInForce",
+            "not in force, so no workload can rely on it".to_string(),
+        ),
+        None => (
+            false,
+            "CoverageUnknown",
+            "no live workload has been evaluated against it yet".to_string(),
+        ),
+        Some(coverage) if coverage.workloads > 0 => (
+            false,
+            "InUse",
+            format!("{} live workload(s) rely on it", coverage.workloads),
+        ),
+        Some(coverage) => {
+            let active_since = status
+                .filter(|s| s.phase == Some(Phase::Active))
+                .and_then(|s| s.active_since.as_ref())
+                .map(|t| t.0);
+            let since = [
+                coverage.last_used.as_ref().map(|t| t.0),
+                active_since,
+                approval.approved_at,
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now);
+            let unused_at = since + UNUSED_GRACE;
+            if now >= unused_at {
+                let used = match &coverage.last_used {
+                    Some(last) => format!("last used at {}", last.0),
+                    None => "never used".to_string(),
+                };
+                (
+                    true,
+                    "NoWorkloadRelies",
+                    format!(
+                        "no live workload relies on it ({used}); if none needs it, revoke it or let it expire"
+                    ),
+                )
+            } else {
+                wakeups.add(unused_at);
+                (
+                    false,
+                    "InUse",
+                    format!(
+                        "no live workload relies on it now; Unused from {unused_at} if none does"
+                    ),
+                )
+            }
+        }
+    };
+    ConditionState {
+        type_: condition_type::UNUSED,
+        status: unused,
+        reason: reason.into(),
+        message,
+    }
 }
 
 /// Readiness of a compensating control at `now`, given which of its evidence
@@ -618,6 +706,78 @@ mod tests {
     }
 
     const NOW: &str = "2026-12-04T12:00:00Z";
+
+    fn with_coverage(
+        mut e: SecurityException,
+        workloads: i32,
+        last_used: Option<&str>,
+        active_since: Option<&str>,
+    ) -> SecurityException {
+        e.status = Some(crate::api::SecurityExceptionStatus {
+            phase: Some(Phase::Active),
+            active_since: active_since.map(|t| Time(at(t))),
+            coverage: Some(crate::api::Coverage {
+                workloads,
+                last_used: last_used.map(|t| Time(at(t))),
+            }),
+            ..Default::default()
+        });
+        e
+    }
+
+    #[test]
+    fn unused_needs_an_active_exception_no_workload_and_the_grace_period() {
+        let approval = approved(&["bob"], 1, "2026-12-02T00:00:00Z");
+        let base = || exception(RiskLevel::Medium, "2026-12-20T00:00:00Z", &[]);
+        let unused = |e: &SecurityException, now: &str| {
+            let eval = evaluate(e, &approval, &BTreeMap::new(), &Config::default(), at(now));
+            let c = condition(&eval, condition_type::UNUSED).clone();
+            (c.status, c.reason, eval.next_wakeup)
+        };
+
+        // No coverage recorded yet: unknown, never Unused.
+        let (status, reason, _) = unused(&base(), NOW);
+        assert!(!status);
+        assert_eq!(reason, "CoverageUnknown");
+
+        // Workloads rely on it.
+        let e = with_coverage(base(), 2, Some("2026-12-04T11:59:00Z"), None);
+        let (status, reason, _) = unused(&e, NOW);
+        assert!(!status);
+        assert_eq!(reason, "InUse");
+
+        // None now, last used 5 minutes ago: not yet; wakes up at the end of the grace.
+        let e = with_coverage(
+            base(),
+            0,
+            Some("2026-12-04T11:55:00Z"),
+            Some("2026-12-03T00:00:00Z"),
+        );
+        let (status, reason, wakeup) = unused(&e, NOW);
+        assert!(!status);
+        assert_eq!(reason, "InUse");
+        assert_eq!(wakeup, Some(at("2026-12-04T12:05:00Z")));
+        // ... and Unused from then on.
+        let (status, reason, _) = unused(&e, "2026-12-04T12:05:00Z");
+        assert!(status);
+        assert_eq!(reason, "NoWorkloadRelies");
+
+        // Never used: the grace runs from when it became Active.
+        let e = with_coverage(base(), 0, None, Some("2026-12-04T11:58:00Z"));
+        assert!(!unused(&e, NOW).0);
+        assert!(unused(&e, "2026-12-04T12:08:00Z").0);
+
+        // Not in force: never Unused.
+        let e = with_coverage(
+            exception(RiskLevel::Medium, "2026-12-04T00:00:00Z", &[]),
+            0,
+            None,
+            Some("2026-12-02T00:00:00Z"),
+        );
+        let (status, reason, _) = unused(&e, NOW);
+        assert!(!status);
+        assert_eq!(reason, "NotInForce");
+    }
 
     #[test]
     fn approved_unexpired_and_controlled_is_active_until_the_next_instant() {

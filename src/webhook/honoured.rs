@@ -84,9 +84,14 @@ impl Honour {
 
 /// Keeps `index` current: an exception's change updates its entry; a
 /// compensating control's new evaluation, or a relist, rebuilds all.
-/// Returns once the first full build is done; the work goes on in the
-/// background until the process ends.
-pub async fn maintain(client: Client, honour: Honour, index: Arc<RwLock<ExceptionIndex>>) {
+/// Returns once the first full build is done, with a receiver whose value
+/// changes whenever the index does; the work goes on in the background until
+/// the process ends.
+pub async fn maintain(
+    client: Client,
+    honour: Honour,
+    index: Arc<RwLock<ExceptionIndex>>,
+) -> tokio::sync::watch::Receiver<u64> {
     let (reader, writer) = reflector::store::<SecurityException>();
     let mut events = reflector(
         writer,
@@ -100,7 +105,9 @@ pub async fn maintain(client: Client, honour: Honour, index: Arc<RwLock<Exceptio
     let (built_tx, built_rx) = tokio::sync::oneshot::channel();
     let mut built_tx = Some(built_tx);
     let mut control_changes = honour.control_board.subscribe();
-    let replace = move |fresh: ExceptionIndex, index: &RwLock<ExceptionIndex>| {
+    let (changes_tx, changes_rx) = tokio::sync::watch::channel(0u64);
+    let announce = move || changes_tx.send_modify(|count| *count = count.wrapping_add(1));
+    let replace = |fresh: ExceptionIndex, index: &RwLock<ExceptionIndex>| {
         if let Ok(mut index) = index.write() {
             *index = fresh;
         }
@@ -113,6 +120,7 @@ pub async fn maintain(client: Client, honour: Honour, index: Arc<RwLock<Exceptio
                     Some(Err(error)) => warn!(%error, "SecurityException watch error; retrying"),
                     Some(Ok(Event::InitDone)) => {
                         replace(honour.rebuild(&reader, Timestamp::now()), &index);
+                        announce();
                         if let Some(tx) = built_tx.take() {
                             let _ = tx.send(());
                         }
@@ -126,12 +134,14 @@ pub async fn maintain(client: Client, honour: Honour, index: Arc<RwLock<Exceptio
                                 None => index.remove(&namespace, &exception.name_any()),
                             }
                         }
+                        announce();
                         debug!(name = %exception.name_any(), "exception re-evaluated for admission");
                     }
                     Some(Ok(Event::Delete(exception))) => {
                         if let Ok(mut index) = index.write() {
                             index.remove(&exception.namespace().unwrap_or_default(), &exception.name_any());
                         }
+                        announce();
                     }
                     Some(Ok(Event::Init | Event::InitApply(_))) => {}
                 },
@@ -140,9 +150,11 @@ pub async fn maintain(client: Client, honour: Honour, index: Arc<RwLock<Exceptio
                         break;
                     }
                     replace(honour.rebuild(&reader, Timestamp::now()), &index);
+                    announce();
                 }
             }
         }
     });
     let _ = built_rx.await;
+    changes_rx
 }
