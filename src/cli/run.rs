@@ -3,7 +3,6 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
-use futures::StreamExt;
 use k8s_openapi::{
     ByteString,
     api::{
@@ -20,12 +19,7 @@ use k8s_openapi::{
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, Store, reflector},
-        wait::{await_condition, conditions},
-        watcher::{self, watcher},
-    },
+    runtime::wait::{await_condition, conditions},
 };
 use tracing::info;
 
@@ -106,8 +100,9 @@ impl RunArgs {
         ));
         // The webhook decides from a cache of its own: it waits for that cache
         // alone to sync (the controllers' caches are theirs to wait on).
-        let controls = watched_store::<api::CompensatingControl>(client.clone());
-        let namespaces = watched_store::<Namespace>(client.clone());
+        let controls =
+            controller::watched_store::<api::CompensatingControl>(client.clone(), |_| {});
+        let namespaces = controller::watched_store::<Namespace>(client.clone(), |_| {});
         info!("waiting for the caches to sync");
         controls
             .wait_until_ready()
@@ -177,35 +172,6 @@ impl RunArgs {
         let _ = tokio::time::timeout(Duration::from_secs(5), controllers).await;
         Ok(ExitCode::SUCCESS)
     }
-}
-
-/// A cache of every `K`, fed by a watch that runs until the process ends.
-fn watched_store<K>(client: Client) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(Api::<K>::all(client), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(error) = event {
-                tracing::warn!(kind = %K::kind(&()), %error, "watch error; retrying");
-            }
-        }
-    });
-    reader
 }
 
 async fn shutdown_signal() {

@@ -24,7 +24,6 @@ use std::{
     time::Duration,
 };
 
-use futures::StreamExt;
 use k8s_openapi::{
     api::{
         apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet},
@@ -38,10 +37,8 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
     runtime::{
-        WatchStreamExt,
         events::{Event, EventType, Recorder, Reporter},
-        reflector::{self, ObjectRef, Store, reflector},
-        watcher::{self, watcher},
+        reflector::{ObjectRef, Store},
     },
 };
 use serde_json::Value;
@@ -278,14 +275,14 @@ struct Workloads {
 impl Workloads {
     fn watch(client: &Client) -> Self {
         Workloads {
-            pods: watched(client.clone(), |o| o.status = None),
-            deployments: watched(client.clone(), |o| o.status = None),
-            replica_sets: watched(client.clone(), |o| o.status = None),
-            stateful_sets: watched(client.clone(), |o| o.status = None),
-            daemon_sets: watched(client.clone(), |o| o.status = None),
-            jobs: watched(client.clone(), |o| o.status = None),
-            cron_jobs: watched(client.clone(), |o| o.status = None),
-            replication_controllers: watched(client.clone(), |o| o.status = None),
+            pods: super::watched_store(client.clone(), |o| o.status = None),
+            deployments: super::watched_store(client.clone(), |o| o.status = None),
+            replica_sets: super::watched_store(client.clone(), |o| o.status = None),
+            stateful_sets: super::watched_store(client.clone(), |o| o.status = None),
+            daemon_sets: super::watched_store(client.clone(), |o| o.status = None),
+            jobs: super::watched_store(client.clone(), |o| o.status = None),
+            cron_jobs: super::watched_store(client.clone(), |o| o.status = None),
+            replication_controllers: super::watched_store(client.clone(), |o| o.status = None),
         }
     }
 
@@ -322,45 +319,6 @@ impl Workloads {
     }
 }
 
-/// A cache of every `K`, fed by a watch that runs until the process ends.
-/// What the evaluation never reads is dropped to keep memory down: managed
-/// fields, the last-applied annotation, and whatever `strip` removes (the
-/// status of workloads).
-fn watched<K>(client: Client, strip: fn(&mut K)) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector(
-        writer,
-        watcher(Api::<K>::all(client), watcher::Config::default())
-            .default_backoff()
-            .modify(move |object: &mut K| {
-                object.managed_fields_mut().clear();
-                object
-                    .annotations_mut()
-                    .remove("kubectl.kubernetes.io/last-applied-configuration");
-                strip(object);
-            }),
-    )
-    .touched_objects();
-    tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Err(error) = event {
-                warn!(kind = %K::kind(&()), %error, "watch error; retrying");
-            }
-        }
-    });
-    reader
-}
-
 /// Runs background compliance until the task is dropped: evaluates every
 /// live workload against `index` (the webhook's own) every [`PERIOD`] and
 /// shortly after `index_changes` changes.
@@ -372,7 +330,7 @@ pub async fn run(
     namespaces: Store<Namespace>,
 ) {
     let workloads = Workloads::watch(&client);
-    let exceptions: Store<SecurityException> = watched(client.clone(), |_| {});
+    let exceptions: Store<SecurityException> = super::watched_store(client.clone(), |_| {});
     workloads.wait_until_ready().await;
     let _ = exceptions.wait_until_ready().await;
     let _ = namespaces.wait_until_ready().await;

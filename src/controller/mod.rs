@@ -318,3 +318,43 @@ pub(crate) fn requeue_until(
         .unwrap_or(cap);
     Action::requeue(wait.min(cap))
 }
+
+/// A cache of every `K`, fed by a watch that runs until the process ends.
+/// What no decision reads is dropped to keep memory down: managed
+/// fields, the last-applied annotation, and whatever `strip` removes (the
+/// status of workloads).
+pub fn watched_store<K>(client: Client, strip: fn(&mut K)) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(Api::<K>::all(client), watcher::Config::default())
+            .default_backoff()
+            .modify(move |object: &mut K| {
+                object.managed_fields_mut().clear();
+                object
+                    .annotations_mut()
+                    .remove("kubectl.kubernetes.io/last-applied-configuration");
+                strip(object);
+            }),
+    )
+    .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Err(error) = event {
+                warn!(kind = %K::kind(&()), %error, "watch error; retrying");
+            }
+        }
+    });
+    reader
+}
