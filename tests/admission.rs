@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::{path::Path, sync::OnceLock, time::Duration};
+use std::{path::Path, time::Duration};
 
 use k8s_openapi::{
     api::{
@@ -21,31 +21,10 @@ use kube::{
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::{Value, json};
-use support::{
-    TestNamespace, eventually,
-    operator::{Operator, cli},
-};
-
-use exception_operator::api::{Phase, SecurityException};
-
-const CONFIG: &str = r#"
-approval:
-  rules:
-    - ratings: [Low, Medium, High, Critical]
-      approvers: {groups: [security-approvers]}
-      quorum: 1
-enforcement:
-  defaultLevel: baseline
-  excludedNamespaces: [kube-system, exception-operator]
-"#;
+use support::{TestNamespace, eventually, operator::Operator};
 
 fn operator() -> &'static Operator {
-    static OPERATOR: OnceLock<Result<Operator, String>> = OnceLock::new();
-    support::once(&OPERATOR, || {
-        support::control_plane();
-        support::operator::grant_personas();
-        Operator::start(CONFIG)
-    })
+    support::operator::shared()
 }
 
 async fn labelled(prefix: &str, labels: Value) -> TestNamespace {
@@ -109,32 +88,6 @@ fn exception(name: &str, controls: Value, targets: Value, expires_in: SignedDura
             "expiresAt": (Timestamp::now() + expires_in).round(k8s_openapi::jiff::Unit::Second).unwrap().to_string()
         }
     })
-}
-
-/// Creates an exception as alice and has bob approve it; returns its expiry.
-async fn approved_exception(namespace: &TestNamespace, object: Value) -> Timestamp {
-    let alice = support::operator::client_as("alice@example.com", None, &["developers"]).await;
-    let created: SecurityException = create(&alice, &namespace.name, &object).await.unwrap();
-    let name = created.metadata.name.clone().unwrap();
-    let (ok, _, stderr) = cli(&[
-        "approve",
-        &name,
-        "-n",
-        &namespace.name,
-        "--as",
-        "bob@example.com",
-        "--as-group",
-        "security-approvers",
-    ]);
-    assert!(ok, "{stderr}");
-    let api: Api<SecurityException> = Api::namespaced(namespace.client.clone(), &namespace.name);
-    eventually(Duration::from_secs(10), || async {
-        let phase = api.get(&name).await.ok()?.status?.phase?;
-        (phase == Phase::Active).then_some(())
-    })
-    .await
-    .expect("the exception became Active");
-    created.spec.expires_at.0
 }
 
 /// Retries a create until it is allowed: the webhook's index follows the
@@ -244,7 +197,7 @@ async fn an_exception_admits_exactly_what_it_covers_while_it_is_in_force() {
     );
 
     // An exception for another control does not widen anything.
-    approved_exception(
+    support::operator::approved_exception(
         &namespace,
         exception(
             "ports",
@@ -267,7 +220,7 @@ async fn an_exception_admits_exactly_what_it_covers_while_it_is_in_force() {
     );
 
     // The right control, for a while.
-    let expires_at = approved_exception(
+    let expires_at = support::operator::approved_exception(
         &namespace,
         exception(
             "privileged-agent",
@@ -306,7 +259,7 @@ async fn an_exception_admits_exactly_what_it_covers_while_it_is_in_force() {
 #[tokio::test]
 async fn an_exception_never_reaches_another_namespace() {
     let home = labelled("home", json!({})).await;
-    approved_exception(
+    support::operator::approved_exception(
         &home,
         exception(
             "agent",

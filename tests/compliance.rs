@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
 use k8s_openapi::{
     api::{apps::v1::Deployment, events::v1::Event},
@@ -17,31 +17,12 @@ use kube::{
     api::{DeleteParams, ListParams, PostParams},
 };
 use serde_json::{Value, json};
-use support::{
-    TestNamespace, eventually,
-    operator::{Operator, cli},
-};
+use support::{TestNamespace, eventually, operator::Operator};
 
-use exception_operator::api::{Phase, SecurityException};
-
-const CONFIG: &str = r#"
-approval:
-  rules:
-    - ratings: [Low, Medium, High, Critical]
-      approvers: {groups: [security-approvers]}
-      quorum: 1
-enforcement:
-  defaultLevel: baseline
-  excludedNamespaces: [kube-system, exception-operator]
-"#;
+use exception_operator::api::SecurityException;
 
 fn operator() -> &'static Operator {
-    static OPERATOR: OnceLock<Result<Operator, String>> = OnceLock::new();
-    support::once(&OPERATOR, || {
-        support::control_plane();
-        support::operator::grant_personas();
-        Operator::start(CONFIG)
-    })
+    support::operator::shared()
 }
 
 fn deployment(name: &str) -> Deployment {
@@ -76,39 +57,6 @@ fn exception(name: &str, expires_in: SignedDuration) -> Value {
     })
 }
 
-/// Creates an exception as alice, has bob approve it, waits for Active.
-async fn approved_exception(namespace: &TestNamespace, object: Value) -> Timestamp {
-    let alice = support::operator::client_as("alice@example.com", None, &["developers"]).await;
-    let api: Api<SecurityException> = Api::namespaced(alice, &namespace.name);
-    let created = api
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(object).unwrap(),
-        )
-        .await
-        .unwrap();
-    let name = created.metadata.name.clone().unwrap();
-    let (ok, _, stderr) = cli(&[
-        "approve",
-        &name,
-        "-n",
-        &namespace.name,
-        "--as",
-        "bob@example.com",
-        "--as-group",
-        "security-approvers",
-    ]);
-    assert!(ok, "{stderr}");
-    let api: Api<SecurityException> = Api::namespaced(namespace.client.clone(), &namespace.name);
-    eventually(Duration::from_secs(10), || async {
-        let phase = api.get(&name).await.ok()?.status?.phase?;
-        (phase == Phase::Active).then_some(())
-    })
-    .await
-    .expect("the exception became Active");
-    created.spec.expires_at.0
-}
-
 /// Creates the Deployment, retrying while the webhook's index catches up.
 async fn create_covered(namespace: &TestNamespace, name: &str) {
     let api: Api<Deployment> = Api::namespaced(namespace.client.clone(), &namespace.name);
@@ -130,7 +78,7 @@ async fn workloads(namespace: &TestNamespace, exception: &str) -> Option<i32> {
 async fn coverage_counts_the_live_workloads_that_rely_on_an_exception() {
     operator();
     let namespace = TestNamespace::new("coverage").await;
-    approved_exception(
+    support::operator::approved_exception(
         &namespace,
         exception("privileged-agent", SignedDuration::from_hours(1)),
     )
@@ -205,7 +153,7 @@ async fn coverage_counts_the_live_workloads_that_rely_on_an_exception() {
 async fn a_running_workload_that_loses_its_cover_gets_a_warning_event() {
     operator();
     let namespace = TestNamespace::new("lost-cover").await;
-    let expires_at = approved_exception(
+    let expires_at = support::operator::approved_exception(
         &namespace,
         exception("short-lived", SignedDuration::from_secs(20)),
     )

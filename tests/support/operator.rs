@@ -206,3 +206,66 @@ pub fn grant_personas() {
     .join()
     .expect("granting the personas");
 }
+
+/// The configuration of the admission and compliance tests: any rating is
+/// approved by one member of `security-approvers`; baseline by default.
+pub const SIMPLE_CONFIG: &str = r#"
+approval:
+  rules:
+    - ratings: [Low, Medium, High, Critical]
+      approvers: {groups: [security-approvers]}
+      quorum: 1
+enforcement:
+  defaultLevel: baseline
+  excludedNamespaces: [kube-system, exception-operator]
+"#;
+
+/// One operator with [`SIMPLE_CONFIG`] for the whole test binary (webhooks
+/// are cluster-wide), with RBAC for the personas.
+pub fn shared() -> &'static Operator {
+    static OPERATOR: std::sync::OnceLock<Result<Operator, String>> = std::sync::OnceLock::new();
+    super::once(&OPERATOR, || {
+        super::control_plane();
+        grant_personas();
+        Operator::start(SIMPLE_CONFIG)
+    })
+}
+
+/// Creates `object` (a SecurityException) as alice, has bob of
+/// `security-approvers` approve it, waits until it is Active and returns
+/// its expiry.
+pub async fn approved_exception(
+    namespace: &super::TestNamespace,
+    object: serde_json::Value,
+) -> k8s_openapi::jiff::Timestamp {
+    use exception_operator::api::{Phase, SecurityException};
+    let alice = client_as("alice@example.com", None, &["developers"]).await;
+    let api: Api<SecurityException> = Api::namespaced(alice, &namespace.name);
+    let created = api
+        .create(
+            &Default::default(),
+            &serde_json::from_value(object).expect("a SecurityException"),
+        )
+        .await
+        .expect("alice creates the exception");
+    let name = created.metadata.name.clone().expect("a name");
+    let (ok, _, stderr) = cli(&[
+        "approve",
+        &name,
+        "-n",
+        &namespace.name,
+        "--as",
+        "bob@example.com",
+        "--as-group",
+        "security-approvers",
+    ]);
+    assert!(ok, "{stderr}");
+    let api: Api<SecurityException> = Api::namespaced(namespace.client.clone(), &namespace.name);
+    super::eventually(Duration::from_secs(10), || async {
+        let phase = api.get(&name).await.ok()?.status?.phase?;
+        (phase == Phase::Active).then_some(())
+    })
+    .await
+    .expect("the exception became Active");
+    created.spec.expires_at.0
+}
