@@ -85,7 +85,12 @@ impl Operator {
             }
         });
         if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = child.kill();
+            // Through the watchdog, whose trap stops the operator too.
+            Self {
+                child: Mutex::new(Some(child)),
+                log: log.clone(),
+            }
+            .stop();
             panic!(
                 "the operator did not print 'ready' within 60s; its log:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
