@@ -402,24 +402,18 @@ async fn register_webhooks(
             ..Default::default()
         },
         webhooks: Some(vec![
-            ValidatingWebhook {
-                name: "securityexceptions.validate.exceptions.dev".into(),
-                client_config: client_config(address, webhook::VALIDATE_EXCEPTIONS_PATH, ca_bundle),
-                rules: Some(vec![rule(
+            validating_webhook(
+                "securityexceptions.validate.exceptions.dev",
+                client_config(address, webhook::VALIDATE_EXCEPTIONS_PATH, ca_bundle),
+                vec![rule(
                     &["CREATE", "UPDATE"],
                     &[
                         "securityexceptions",
                         "securityexceptions/status",
                         "compensatingcontrols/status",
                     ],
-                )]),
-                admission_review_versions: vec!["v1".into()],
-                side_effects: "None".into(),
-                failure_policy: Some("Fail".into()),
-                match_policy: Some("Equivalent".into()),
-                timeout_seconds: Some(10),
-                ..Default::default()
-            },
+                )],
+            ),
             workload_webhook(address, ca_bundle, excluded_namespaces),
         ]),
     };
@@ -451,18 +445,6 @@ fn workload_webhook(
 ) -> ValidatingWebhook {
     let write = ["CREATE", "UPDATE"];
     ValidatingWebhook {
-        name: "workloads.validate.exceptions.dev".into(),
-        client_config: client_config(address, webhook::VALIDATE_WORKLOADS_PATH, ca_bundle),
-        rules: Some(vec![
-            rule_in("", &write, &["pods", "replicationcontrollers"]),
-            rule_in("", &["UPDATE"], &["pods/ephemeralcontainers"]),
-            rule_in(
-                "apps",
-                &write,
-                &["deployments", "replicasets", "statefulsets", "daemonsets"],
-            ),
-            rule_in("batch", &write, &["jobs", "cronjobs"]),
-        ]),
         namespace_selector: Some(LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {
                 key: "kubernetes.io/metadata.name".into(),
@@ -471,6 +453,35 @@ fn workload_webhook(
             }]),
             ..Default::default()
         }),
+        ..validating_webhook(
+            "workloads.validate.exceptions.dev",
+            client_config(address, webhook::VALIDATE_WORKLOADS_PATH, ca_bundle),
+            vec![
+                rule_in("", &write, &["pods", "replicationcontrollers"]),
+                rule_in("", &["UPDATE"], &["pods/ephemeralcontainers"]),
+                rule_in(
+                    "apps",
+                    &write,
+                    &["deployments", "replicasets", "statefulsets", "daemonsets"],
+                ),
+                rule_in("batch", &write, &["jobs", "cronjobs"]),
+            ],
+        )
+    }
+}
+
+/// A validating webhook with the settings every one of ours shares: v1
+/// reviews, no side effects, failure policy Fail (nothing is admitted
+/// unchecked), every served version, a 10 s timeout.
+fn validating_webhook(
+    name: &str,
+    client_config: WebhookClientConfig,
+    rules: Vec<RuleWithOperations>,
+) -> ValidatingWebhook {
+    ValidatingWebhook {
+        name: name.into(),
+        client_config,
+        rules: Some(rules),
         admission_review_versions: vec!["v1".into()],
         side_effects: "None".into(),
         failure_policy: Some("Fail".into()),
